@@ -1,0 +1,195 @@
+"""The command line shared by ``ddpm-jax`` and ``ddpm-torch``.
+
+Both programs take the same subcommands and options; each framework's ``cli`` module
+supplies a backend (how to train, load, sample and noise) and calls ``main``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from pathlib import Path
+from typing import Protocol, Sequence
+
+import numpy as np
+
+from ddpm_io.datasets import DATASETS, DatasetError, load_dataset, scale_images
+from ddpm_io.images import forward_timesteps, image_grid, save_gif, save_grid_png, save_png
+from ddpm_io.runs import ModelConfig, RunDir
+from ddpm_io.training import TrainingDiverged
+
+SAMPLES_AFTER_TRAINING = 100  # a 10x10 grid
+
+
+class Backend(Protocol):
+    """What a framework provides to the command line."""
+
+    name: str  # "jax" or "torch"
+    checkpoint_suffix: str
+
+    def train(self, config: ModelConfig, images: np.ndarray, run_dir: Path, *, epochs: int,
+              batch_size: int, learning_rate: float, seed: int, resume: bool) -> None: ...
+
+    def load(self, run: RunDir, args: argparse.Namespace):
+        """The model and weights to sample from (best checkpoint of the run, or as args say)."""
+
+    def sample(self, model, n: int, n_frames: int, sigma: str, seed: int):
+        """(x0 (n, 28, 28, 1), frames (F, n, 28, 28, 1)) as numpy arrays."""
+
+    def noise(self, config: ModelConfig, x0: np.ndarray, t: np.ndarray, seed: int) -> np.ndarray:
+        """Forward noising of float images in [-1, 1] (NHWC numpy) at timesteps t."""
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
+def _square_int(text: str) -> int:
+    value = _positive_int(text)
+    if math.isqrt(value) ** 2 != value:
+        raise argparse.ArgumentTypeError(f"must be a perfect square (for a square grid), got {value}")
+    return value
+
+
+def _add_data_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dataset", required=True, choices=DATASETS, help="which dataset to use")
+    p.add_argument("--data-dir", type=Path, default=None,
+                   help="directory holding the IDX .gz files (train-images-idx3-ubyte.gz, ...); "
+                        "without it: a tensorflow-datasets copy, Debian's Fashion-MNIST, "
+                        "then a download")
+    p.add_argument("--limit", type=_positive_int, default=None,
+                   help="use only the first N images (quick runs)")
+
+
+def build_parser(prog: str, framework: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=prog, description=f"DDPM on MNIST / Fashion-MNIST with {framework}: train, "
+                               "sample, show the forward process.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("train", help="train a DDPM and write checkpoints, metrics, samples and a GIF",
+                       description="Train the tutorial's DDPM. RUN_DIR receives config.json, "
+                                   "checkpoints/{best,latest}, metrics.jsonl, loss.png, "
+                                   "samples.png (10x10, from the best epoch) and sampling.gif.")
+    _add_data_options(p)
+    p.add_argument("--epochs", type=_positive_int, default=20, help="epochs in all (default 20)")
+    p.add_argument("--batch-size", type=_positive_int, default=128,
+                   help="images per step (default 128); the last short batch of an epoch is dropped")
+    p.add_argument("--lr", type=_positive_float, default=1e-3, help="Adam learning rate (default 1e-3)")
+    p.add_argument("--n-steps", type=_positive_int, default=1000,
+                   help="diffusion steps T (default 1000)")
+    p.add_argument("--seed", type=int, default=0, help="seed for weights, batches and noise (default 0)")
+    p.add_argument("--out", type=Path, required=True, metavar="RUN_DIR", help="run directory to write")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in RUN_DIR from its latest checkpoint up to --epochs")
+
+    p = sub.add_parser("sample", help="sample images and a GIF of the reverse process from a run",
+                       description="Sample from the best checkpoint of a trained run.")
+    p.add_argument("--run", type=Path, metavar="RUN_DIR", help="run directory written by train")
+    p.add_argument("--n", type=_square_int, default=100,
+                   help="number of images, a perfect square (default 100)")
+    p.add_argument("--frames", type=_positive_int, default=100,
+                   help="GIF frames taken along the reverse process (default 100)")
+    p.add_argument("--sigma", choices=("beta", "posterior"), default="beta",
+                   help="reverse-process noise: sigma_t^2 = beta_t (default) or the posterior variance")
+    p.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
+    p.add_argument("--png", type=Path, default=None, help="grid of samples (default RUN_DIR/samples.png)")
+    p.add_argument("--gif", type=Path, default=None,
+                   help="GIF of the reverse process (default RUN_DIR/sampling.gif)")
+
+    p = sub.add_parser("forward", help="show real images noised at 25/50/75/100%% of T",
+                       description="Rows: the real images, then the same images noised at "
+                                   "t = int(p*T) - 1 for p = 25, 50, 75, 100%%.")
+    _add_data_options(p)
+    p.add_argument("--n", type=_positive_int, default=8, help="number of images (default 8)")
+    p.add_argument("--n-steps", type=_positive_int, default=1000, help="diffusion steps T (default 1000)")
+    p.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
+    p.add_argument("--png", type=Path, required=True, help="where to write the PNG")
+    return parser
+
+
+def write_samples(x0: np.ndarray, frames: np.ndarray, png: Path, gif: Path) -> None:
+    save_grid_png(png, x0)
+    save_gif(gif, frames)
+    print(f"wrote {png} and {gif} ({len(frames)} frames)")
+
+
+def run_train(args, backend: Backend) -> None:
+    run = RunDir(args.out, backend.checkpoint_suffix)
+    if args.resume:
+        config, _ = run.read_config()
+        if not run.checkpoint("latest").exists():
+            raise FileNotFoundError(f"cannot resume: no {run.checkpoint('latest')}")
+    else:
+        if run.has_checkpoint():
+            raise FileExistsError(
+                f"{run.path} already holds a trained run; pass --resume to continue it, "
+                "or choose another --out (nothing was overwritten)")
+        config = ModelConfig(n_steps=args.n_steps)
+    images, _ = load_dataset(args.dataset, data_dir=args.data_dir, limit=args.limit)
+    if len(images) < args.batch_size:
+        raise ValueError(f"{len(images)} images are fewer than one batch of --batch-size "
+                         f"{args.batch_size}; lower --batch-size or raise --limit")
+    if not args.resume:
+        run.write_config(config, framework=backend.name, dataset=args.dataset, seed=args.seed,
+                         batch_size=args.batch_size, learning_rate=args.lr, n_images=len(images))
+    print(f"training on {len(images)} {args.dataset} images for {args.epochs} epochs -> {run.path}")
+    backend.train(config, images, run.path, epochs=args.epochs, batch_size=args.batch_size,
+                  learning_rate=args.lr, seed=args.seed, resume=args.resume)
+    x0, frames = backend.sample(backend.load(run, args), SAMPLES_AFTER_TRAINING, 100, "beta", args.seed)
+    write_samples(x0, frames, run.samples, run.gif)
+
+
+def run_sample(args, backend: Backend) -> None:
+    run = RunDir(args.run, backend.checkpoint_suffix) if args.run is not None else None
+    if run is None and (args.png is None or args.gif is None):
+        raise ValueError("without --run, give both --png and --gif")
+    model = backend.load(run, args)
+    x0, frames = backend.sample(model, args.n, args.frames, args.sigma, args.seed)
+    write_samples(x0, frames, args.png or run.samples, args.gif or run.gif)
+
+
+def run_forward(args, backend: Backend) -> None:
+    config = ModelConfig(n_steps=args.n_steps)
+    images, _ = load_dataset(args.dataset, data_dir=args.data_dir, limit=args.limit)
+    x0 = scale_images(images[: args.n])
+    n = len(x0)
+    rows = [x0]
+    for t in forward_timesteps(config.n_steps):
+        rows.append(backend.noise(config, x0, np.full((n,), t, np.int64), args.seed))
+    save_png(args.png, image_grid(np.concatenate(rows), n_cols=n))
+    print(f"wrote {args.png}: rows are the originals, then t = "
+          + ", ".join(map(str, forward_timesteps(config.n_steps))))
+
+
+COMMANDS = {"train": run_train, "sample": run_sample, "forward": run_forward}
+
+
+def main(backend: Backend, prog: str, framework: str, argv: Sequence[str] | None = None,
+         parser: argparse.ArgumentParser | None = None, commands: dict | None = None) -> int:
+    """Parses ``argv`` and runs the command; user errors print one line and exit 2."""
+    parser = parser or build_parser(prog, framework)
+    args = parser.parse_args(argv)
+    try:
+        (commands or COMMANDS)[args.command](args, backend)
+    except (DatasetError, ValueError, FileNotFoundError, FileExistsError) as e:
+        print(f"{prog}: error: {e}", file=sys.stderr)
+        return 2
+    except TrainingDiverged as e:
+        print(f"{prog}: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130
+    return 0
