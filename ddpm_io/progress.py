@@ -9,14 +9,21 @@ class StepProgress:
     """Called with the number of reverse steps done; shows a tqdm bar of ``total`` steps.
 
     One object can serve many sampling runs: a report of ``total`` closes the bar and the
-    next report opens a new one. (JAX compiles the sampler once per distinct object, so
-    reusing it avoids recompiling.)
+    next report opens a new one.
     """
 
     def __init__(self, total: int, desc: str = "sampling"):
         self.total = total
         self.desc = desc
         self._bar = None
+
+    # Equal by value: JAX keys compiled samplers on static arguments, and a fresh bar
+    # object per run must not mean a fresh compilation.
+    def __eq__(self, other):
+        return type(other) is type(self) and (other.total, other.desc) == (self.total, self.desc)
+
+    def __hash__(self):
+        return hash((type(self), self.total, self.desc))
 
     def __call__(self, done) -> None:
         done = int(done)

@@ -143,7 +143,7 @@ class DDPM:
         """The network's estimate of the noise in x_t."""
         check_images(x, self.image_shape)
         t = check_timesteps(t, x.shape[0], self.n_steps)
-        return self.network.apply({"params": params}, x, t)
+        return _apply_network(self, params, x, t)
 
     def loss(self, params, x0, t, eta):
         """Mean squared error between the predicted and the true noise (no 1/2 factor)."""
@@ -153,6 +153,7 @@ class DDPM:
     def step(self, params, x, t, z, sigma: str = "beta"):
         """One reverse step with the network's noise estimate; ``t`` a scalar, z unused at t = 0."""
         _check_step(t, self.n_steps)
+        _check_sigma(sigma)
         check_images(x, self.image_shape)
         eps = self.backward(params, x, jnp.full((x.shape[0],), t, jnp.int32))
         return reverse_step(self.schedule, x, t, eps, z, sigma)
@@ -177,8 +178,16 @@ class DDPM:
                        progress=progress)
 
 
+@functools.partial(jax.jit, static_argnames="ddpm")
+def _apply_network(ddpm: DDPM, params, x, t):
+    # Jitted even when called eagerly: op-by-op, one UNet call costs seconds of dispatch.
+    return ddpm.network.apply({"params": params}, x, t)
+
+
 @functools.partial(jax.jit, static_argnames=("ddpm", "n_samples", "n_frames", "sigma", "progress"))
 def _sample(ddpm: DDPM, params, key, n_samples, n_frames, sigma, progress):
+    """DDPM.sample's body. Keys: x_T from split(key)[0], z at iteration idx from
+    fold_in(split(key)[1], idx). The GIF frames live in a preallocated carry buffer."""
     n_steps = ddpm.n_steps
     kept = gif_frame_steps(n_steps, n_frames)
     slot_of_step = np.full(n_steps, -1, np.int32)  # which frame each loop iteration fills
@@ -194,7 +203,7 @@ def _sample(ddpm: DDPM, params, key, n_samples, n_frames, sigma, progress):
         x, frames = carry
         t = n_steps - 1 - idx
         z = jax.random.normal(jax.random.fold_in(noise_key, idx), x.shape, jnp.float32)
-        eps = ddpm.network.apply({"params": params}, x, jnp.full((n_samples,), t, jnp.int32))
+        eps = _apply_network(ddpm, params, x, jnp.full((n_samples,), t, jnp.int32))
         x = reverse_step(ddpm.schedule, x, t, eps, z, sigma)
         slot = slot_of_step[idx]
         frames = jax.lax.cond(

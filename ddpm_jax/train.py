@@ -6,6 +6,7 @@ with the state donated; its randomness comes from ``fold_in(key, state.step)``.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 from pathlib import Path
@@ -34,8 +35,13 @@ class TrainState(flax.struct.PyTreeNode):
     tx: optax.GradientTransformation = flax.struct.field(pytree_node=False)
 
 
+@functools.lru_cache(maxsize=None)
 def make_optimizer(learning_rate: float = 1e-3) -> optax.GradientTransformation:
-    """Adam (torch defaults) on the trained weights; the time table gets zero updates."""
+    """Adam (torch defaults) on the trained weights; the time table gets zero updates.
+
+    Cached: the optimizer is a static part of the train state, so one object per learning
+    rate lets every train state share one compiled train step.
+    """
     def labels(params):
         return {k: jax.tree_util.tree_map(lambda _: "frozen" if k in FROZEN else "trained", v)
                 for k, v in params.items()}
