@@ -40,6 +40,9 @@ class Backend(Protocol):
     def noise(self, config: ModelConfig, x0: np.ndarray, t: np.ndarray, seed: int) -> np.ndarray:
         """Forward noising of float images in [-1, 1] (NHWC numpy) at timesteps t."""
 
+    def export(self, run: RunDir, path: Path) -> None:
+        """Writes the run's best weights as the tutorial's state_dict at ``path``."""
+
 
 def _positive_int(text: str) -> int:
     value = int(text)
@@ -72,6 +75,13 @@ def _add_data_options(p: argparse.ArgumentParser) -> None:
                    help="use only the first N images (quick runs)")
 
 
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a non-negative integer, got {value}")
+    return value
+
+
 def build_parser(prog: str, framework: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=prog, description=f"DDPM on MNIST / Fashion-MNIST with {framework}: train, "
@@ -89,7 +99,7 @@ def build_parser(prog: str, framework: str) -> argparse.ArgumentParser:
     p.add_argument("--lr", type=_positive_float, default=1e-3, help="Adam learning rate (default 1e-3)")
     p.add_argument("--n-steps", type=_positive_int, default=1000,
                    help="diffusion steps T (default 1000)")
-    p.add_argument("--seed", type=int, default=0, help="seed for weights, batches and noise (default 0)")
+    p.add_argument("--seed", type=_non_negative_int, default=0, help="seed for weights, batches and noise (default 0)")
     p.add_argument("--out", type=Path, required=True, metavar="RUN_DIR", help="run directory to write")
     p.add_argument("--resume", action="store_true",
                    help="continue the run in RUN_DIR from its latest checkpoint up to --epochs")
@@ -97,13 +107,16 @@ def build_parser(prog: str, framework: str) -> argparse.ArgumentParser:
     p = sub.add_parser("sample", help="sample images and a GIF of the reverse process from a run",
                        description="Sample from the best checkpoint of a trained run.")
     p.add_argument("--run", type=Path, metavar="RUN_DIR", help="run directory written by train")
+    p.add_argument("--torch-checkpoint", type=Path, metavar="FILE.pt",
+                   help="sample from a PyTorch checkpoint instead of a run: the tutorial's saved "
+                        "state_dict or a ddpm-torch checkpoint (then give --png and --gif)")
     p.add_argument("--n", type=_square_int, default=100,
                    help="number of images, a perfect square (default 100)")
     p.add_argument("--frames", type=_positive_int, default=100,
                    help="GIF frames taken along the reverse process (default 100)")
     p.add_argument("--sigma", choices=("beta", "posterior"), default="beta",
                    help="reverse-process noise: sigma_t^2 = beta_t (default) or the posterior variance")
-    p.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
+    p.add_argument("--seed", type=_non_negative_int, default=0, help="sampling seed (default 0)")
     p.add_argument("--png", type=Path, default=None, help="grid of samples (default RUN_DIR/samples.png)")
     p.add_argument("--gif", type=Path, default=None,
                    help="GIF of the reverse process (default RUN_DIR/sampling.gif)")
@@ -114,8 +127,16 @@ def build_parser(prog: str, framework: str) -> argparse.ArgumentParser:
     _add_data_options(p)
     p.add_argument("--n", type=_positive_int, default=8, help="number of images (default 8)")
     p.add_argument("--n-steps", type=_positive_int, default=1000, help="diffusion steps T (default 1000)")
-    p.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
+    p.add_argument("--seed", type=_non_negative_int, default=0, help="noise seed (default 0)")
     p.add_argument("--png", type=Path, required=True, help="where to write the PNG")
+
+    p = sub.add_parser("export", help="write a run's best weights as the tutorial's PyTorch checkpoint",
+                       description="Write the best checkpoint of RUN_DIR as the tutorial's DDPM "
+                                   "state_dict (173 entries), loadable with "
+                                   "load_state_dict(strict=True) by ddpm_torch or the tutorial's code.")
+    p.add_argument("--run", type=Path, required=True, metavar="RUN_DIR", help="run directory")
+    p.add_argument("--torch-checkpoint", type=Path, required=True, metavar="FILE.pt",
+                   help="the .pt file to write")
     return parser
 
 
@@ -147,15 +168,17 @@ def run_train(args, backend: Backend) -> None:
     print(f"training on {len(images)} {args.dataset} images for {args.epochs} epochs -> {run.path}")
     backend.train(config, images, run.path, epochs=args.epochs, batch_size=args.batch_size,
                   learning_rate=args.lr, seed=args.seed, resume=args.resume)
-    x0, frames = backend.sample(backend.load(run, args), SAMPLES_AFTER_TRAINING, 100, "beta", args.seed)
+    x0, frames = backend.sample(backend.load(run), SAMPLES_AFTER_TRAINING, 100, "beta", args.seed)
     write_samples(x0, frames, run.samples, run.gif)
 
 
 def run_sample(args, backend: Backend) -> None:
     run = RunDir(args.run, backend.checkpoint_suffix) if args.run is not None else None
+    if run is None and args.torch_checkpoint is None:
+        raise ValueError("give --run RUN_DIR or --torch-checkpoint FILE.pt")
     if run is None and (args.png is None or args.gif is None):
         raise ValueError("without --run, give both --png and --gif")
-    model = backend.load(run, args)
+    model = backend.load(run, args.torch_checkpoint)
     x0, frames = backend.sample(model, args.n, args.frames, args.sigma, args.seed)
     write_samples(x0, frames, args.png or run.samples, args.gif or run.gif)
 
@@ -173,16 +196,22 @@ def run_forward(args, backend: Backend) -> None:
           + ", ".join(map(str, forward_timesteps(config.n_steps))))
 
 
-COMMANDS = {"train": run_train, "sample": run_sample, "forward": run_forward}
+def run_export(args, backend: Backend) -> None:
+    run = RunDir(args.run, backend.checkpoint_suffix)
+    run.read_config()  # a clear error when RUN_DIR is not a run
+    backend.export(run, args.torch_checkpoint)
+    print(f"wrote {args.torch_checkpoint}: the tutorial's state_dict, for "
+          "DDPM().load_state_dict(torch.load(path), strict=True)")
 
 
-def main(backend: Backend, prog: str, framework: str, argv: Sequence[str] | None = None,
-         parser: argparse.ArgumentParser | None = None, commands: dict | None = None) -> int:
+COMMANDS = {"train": run_train, "sample": run_sample, "forward": run_forward, "export": run_export}
+
+
+def main(backend: Backend, prog: str, framework: str, argv: Sequence[str] | None = None) -> int:
     """Parses ``argv`` and runs the command; user errors print one line and exit 2."""
-    parser = parser or build_parser(prog, framework)
-    args = parser.parse_args(argv)
+    args = build_parser(prog, framework).parse_args(argv)
     try:
-        (commands or COMMANDS)[args.command](args, backend)
+        COMMANDS[args.command](args, backend)
     except (DatasetError, ValueError, FileNotFoundError, FileExistsError) as e:
         print(f"{prog}: error: {e}", file=sys.stderr)
         return 2

@@ -11,6 +11,7 @@ import numpy as np
 from ddpm_io import cli
 from ddpm_io.progress import StepProgress
 from ddpm_io.runs import ModelConfig, RunDir
+from ddpm_jax.convert import load_torch_checkpoint, save_torch_checkpoint
 from ddpm_jax.ddpm import DDPM
 from ddpm_jax.train import CHECKPOINT_SUFFIX, load_params, train
 
@@ -23,7 +24,13 @@ class JaxBackend:
         train(DDPM.from_config(config), images, run_dir, epochs=epochs, batch_size=batch_size,
               learning_rate=learning_rate, seed=seed, resume=resume)
 
-    def load(self, run: RunDir, args):
+    def load(self, run: RunDir | None, torch_checkpoint=None):
+        if torch_checkpoint is not None:
+            # The tutorial stores no schedule: its betas (1e-4 .. 0.02) are assumed, and T
+            # is the length of the checkpoint's time table.
+            params = load_torch_checkpoint(torch_checkpoint)
+            n_steps, dim = params["time_embed"]["embedding"].shape
+            return DDPM.from_config(ModelConfig(n_steps=n_steps, time_emb_dim=dim)), params
         config, _ = run.read_config()
         return DDPM.from_config(config), load_params(run.checkpoint("best"))
 
@@ -36,6 +43,9 @@ class JaxBackend:
     def noise(self, config: ModelConfig, x0, t, seed):
         eta = jax.random.normal(jax.random.key(seed), x0.shape, jnp.float32)
         return np.asarray(DDPM.from_config(config).forward(jnp.asarray(x0), jnp.asarray(t), eta))
+
+    def export(self, run: RunDir, path):
+        save_torch_checkpoint(path, load_params(run.checkpoint("best")))
 
 
 def main(argv=None) -> int:

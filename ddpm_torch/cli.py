@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import sys
 
 import numpy as np
@@ -9,7 +10,7 @@ import torch
 
 from ddpm_io import cli
 from ddpm_io.progress import StepProgress
-from ddpm_io.runs import ModelConfig, RunDir
+from ddpm_io.runs import ModelConfig, RunDir, atomic_write_bytes
 from ddpm_torch.ddpm import DDPM
 from ddpm_torch.train import CHECKPOINT_SUFFIX, load_model_state, train
 
@@ -33,12 +34,21 @@ class TorchBackend:
         train(DDPM.from_config(config, self.device), images, run_dir, epochs=epochs,
               batch_size=batch_size, learning_rate=learning_rate, seed=seed, resume=resume)
 
-    def load(self, run: RunDir | None, args):
-        if run is None:
-            raise ValueError("ddpm-torch samples from a run directory: pass --run RUN_DIR")
-        config, _ = run.read_config()
+    def load(self, run: RunDir | None, torch_checkpoint=None):
+        if torch_checkpoint is not None:
+            state_dict = load_model_state(torch_checkpoint)
+            # The tutorial stores no schedule: its betas (1e-4 .. 0.02) are assumed, and T
+            # is the length of the checkpoint's time table.
+            n_steps, dim = state_dict.get("network.time_embed.weight", torch.empty(0, 0)).shape
+            config = ModelConfig(n_steps=n_steps or 1000, time_emb_dim=dim or 100)
+        else:
+            config, _ = run.read_config()
+            state_dict = load_model_state(run.checkpoint("best"))
         ddpm = DDPM.from_config(config, self.device)
-        ddpm.load_state_dict(load_model_state(run.checkpoint("best")))
+        try:
+            ddpm.load_state_dict(state_dict, strict=True)
+        except RuntimeError as e:  # names the missing, unexpected and misshapen entries
+            raise ValueError(f"the checkpoint does not fit the tutorial's DDPM: {e}") from e
         return ddpm
 
     def sample(self, model, n, n_frames, sigma, seed):
@@ -54,6 +64,12 @@ class TorchBackend:
         eta = torch.randn(x0.shape, generator=torch.Generator(self.device).manual_seed(seed),
                           device=self.device)
         return _to_nhwc(ddpm.forward(x0, torch.from_numpy(t).to(self.device), eta))
+
+
+    def export(self, run: RunDir, path):
+        buffer = io.BytesIO()
+        torch.save(load_model_state(run.checkpoint("best")), buffer)
+        atomic_write_bytes(path, buffer.getvalue())
 
 
 def main(argv=None) -> int:

@@ -75,11 +75,15 @@ def test_forward_figure(mnist_dir, tmp_path):
          "fewer than one batch"),
         (["sample", "--run", "{tmp}/nothing", "--png", "{tmp}/a.png", "--gif", "{tmp}/a.gif"],
          "not a run directory"),
-        (["sample", "--png", "{tmp}/a.png"], "give both --png and --gif"),
+        (["sample", "--png", "{tmp}/a.png"], "give --run RUN_DIR or --torch-checkpoint"),
+        (["sample", "--torch-checkpoint", "{tmp}/a.pt", "--png", "{tmp}/a.png"], "give both --png and --gif"),
+        (["sample", "--torch-checkpoint", "{tmp}/a.pt", "--png", "{tmp}/a.png", "--gif", "{tmp}/a.gif"],
+         "no torch checkpoint at"),
         (["train", "--dataset", "mnist", "--data-dir", "{mnist}", "--out", "{tmp}/r", "--resume"],
          "not a run directory"),
     ],
-    ids=["missing-data-dir", "too-few-images", "missing-run", "no-outputs", "resume-nothing"],
+    ids=["missing-data-dir", "too-few-images", "missing-run", "no-source", "no-outputs",
+         "missing-torch-checkpoint", "resume-nothing"],
 )
 def test_user_errors_are_one_line(argv, message, tmp_path, mnist_dir, capsys):
     argv = [a.format(tmp=tmp_path, mnist=mnist_dir) for a in argv]

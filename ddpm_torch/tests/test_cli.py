@@ -38,4 +38,4 @@ def test_sample_errors_are_one_line_messages(tmp_path, capsys):
     assert main(["sample", "--run", str(tmp_path / "nowhere")]) == 2
     assert "is not a run directory" in capsys.readouterr().err
     assert main(["sample", "--png", str(tmp_path / "a.png"), "--gif", str(tmp_path / "a.gif")]) == 2
-    assert "pass --run RUN_DIR" in capsys.readouterr().err
+    assert "give --run RUN_DIR or --torch-checkpoint" in capsys.readouterr().err
