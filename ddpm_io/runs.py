@@ -17,6 +17,8 @@ import json
 import os
 from pathlib import Path
 
+from ddpm_io.checks import check_schedule
+
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
@@ -29,13 +31,7 @@ class ModelConfig:
     image_shape: tuple[int, int, int] = (28, 28, 1)  # H, W, C
 
     def __post_init__(self):
-        if self.n_steps < 1:
-            raise ValueError(f"n_steps must be at least 1, got {self.n_steps}")
-        if not 0 < self.min_beta <= self.max_beta < 1:
-            raise ValueError(
-                f"need 0 < min_beta <= max_beta < 1, got min_beta={self.min_beta}, "
-                f"max_beta={self.max_beta}"
-            )
+        check_schedule(self.n_steps, self.min_beta, self.max_beta)
         if tuple(self.image_shape) != (28, 28, 1):
             raise ValueError(f"this UNet is built for 28x28x1 images, got {self.image_shape}")
         if self.time_emb_dim < 2 or self.time_emb_dim % 2:

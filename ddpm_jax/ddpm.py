@@ -13,13 +13,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ddpm_io.checks import check_sampling, check_sigma
 from ddpm_io.images import gif_frame_steps
 from ddpm_io.runs import ModelConfig
 from ddpm_jax.schedule import Schedule, make_schedule
 from ddpm_jax.unet import UNet, init_params
-
-SIGMAS = ("beta", "posterior")
-
 
 def _is_concrete(a) -> bool:
     return not isinstance(a, jax.core.Tracer)
@@ -61,11 +59,6 @@ def _check_step(t, n_steps: int) -> None:
         raise ValueError(f"t must be in 0..{n_steps - 1}, got {int(t)}")
 
 
-def _check_sigma(sigma: str) -> None:
-    if sigma not in SIGMAS:
-        raise ValueError(f"sigma must be one of {SIGMAS}, got {sigma!r}")
-
-
 def reverse_step(schedule: Schedule, x, t, eps, z, sigma: str = "beta"):
     """One step of the reverse process from x_t to x_{t-1}, given the noise estimate ``eps``.
 
@@ -74,7 +67,7 @@ def reverse_step(schedule: Schedule, x, t, eps, z, sigma: str = "beta"):
     beta_t; ``"posterior"``: beta_t (1 - alpha_bar_{t-1}) / (1 - alpha_bar_t).
     ``t`` is a scalar (the same step for the whole batch).
     """
-    _check_sigma(sigma)
+    check_sigma(sigma)
     alpha_t, alpha_bar_t, beta_t = schedule.alphas[t], schedule.alpha_bars[t], schedule.betas[t]
     x = (x - (1.0 - alpha_t) / jnp.sqrt(1.0 - alpha_bar_t) * eps) / jnp.sqrt(alpha_t)
     if sigma == "beta":
@@ -153,7 +146,7 @@ class DDPM:
     def step(self, params, x, t, z, sigma: str = "beta"):
         """One reverse step with the network's noise estimate; ``t`` a scalar, z unused at t = 0."""
         _check_step(t, self.n_steps)
-        _check_sigma(sigma)
+        check_sigma(sigma)
         check_images(x, self.image_shape)
         eps = self.backward(params, x, jnp.full((x.shape[0],), t, jnp.int32))
         return reverse_step(self.schedule, x, t, eps, z, sigma)
@@ -169,11 +162,7 @@ class DDPM:
         (about 100 times per run); pass the same object across calls, since a new one
         means a new compilation.
         """
-        if n_samples < 1:
-            raise ValueError(f"n_samples must be at least 1, got {n_samples}")
-        if n_frames < 1:
-            raise ValueError(f"n_frames must be at least 1, got {n_frames}")
-        _check_sigma(sigma)
+        check_sampling(n_samples, n_frames, sigma)
         return _sample(self, params, key, n_samples=n_samples, n_frames=n_frames, sigma=sigma,
                        progress=progress)
 

@@ -6,6 +6,8 @@ from typing import NamedTuple
 
 import jax.numpy as jnp
 
+from ddpm_io.checks import check_schedule
+
 
 class Schedule(NamedTuple):
     """betas, alphas = 1 - betas, alpha_bars = cumulative product of alphas; each (T,)."""
@@ -17,10 +19,7 @@ class Schedule(NamedTuple):
 
 def make_schedule(n_steps: int = 1000, min_beta: float = 1e-4, max_beta: float = 0.02) -> Schedule:
     """The tutorial's linear schedule: ``betas = linspace(min_beta, max_beta, T)``."""
-    if n_steps < 1:
-        raise ValueError(f"n_steps must be at least 1, got {n_steps}")
-    if not 0 < min_beta <= max_beta < 1:
-        raise ValueError(f"need 0 < min_beta <= max_beta < 1, got {min_beta}, {max_beta}")
+    check_schedule(n_steps, min_beta, max_beta)
     betas = jnp.linspace(min_beta, max_beta, n_steps, dtype=jnp.float32)
     alphas = 1.0 - betas
     return Schedule(betas, alphas, jnp.cumprod(alphas))

@@ -13,13 +13,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ddpm_io.checks import check_sampling, check_sigma
 from ddpm_io.images import gif_frame_steps
 from ddpm_io.runs import ModelConfig
 from ddpm_torch.schedule import Schedule, make_schedule
 from ddpm_torch.unet import UNet, check_images, check_timesteps
-
-SIGMAS = ("beta", "posterior")
-
 
 def _check_step(t, n_steps: int) -> None:
     shape = tuple(torch.as_tensor(t).shape)
@@ -27,11 +25,6 @@ def _check_step(t, n_steps: int) -> None:
         raise ValueError(f"the reverse step takes one scalar t for the whole batch, got shape {shape}")
     if not 0 <= int(t) < n_steps:
         raise ValueError(f"t must be in 0..{n_steps - 1}, got {int(t)}")
-
-
-def _check_sigma(sigma: str) -> None:
-    if sigma not in SIGMAS:
-        raise ValueError(f"sigma must be one of {SIGMAS}, got {sigma!r}")
 
 
 def reverse_step(schedule: Schedule, x, t, eps, z, sigma: str = "beta"):
@@ -42,7 +35,7 @@ def reverse_step(schedule: Schedule, x, t, eps, z, sigma: str = "beta"):
     beta_t; ``"posterior"``: beta_t (1 - alpha_bar_{t-1}) / (1 - alpha_bar_t).
     ``t`` is a scalar (the same step for the whole batch).
     """
-    _check_sigma(sigma)
+    check_sigma(sigma)
     alpha_t, alpha_bar_t, beta_t = schedule.alphas[t], schedule.alpha_bars[t], schedule.betas[t]
     x = (x - (1 - alpha_t) / torch.sqrt(1 - alpha_bar_t) * eps) / torch.sqrt(alpha_t)
     if t == 0:
@@ -114,7 +107,7 @@ class DDPM(nn.Module):
     def step(self, x, t, z, sigma: str = "beta"):
         """One reverse step with the network's noise estimate; ``t`` a scalar, z unused at t = 0."""
         _check_step(t, self.n_steps)
-        _check_sigma(sigma)
+        check_sigma(sigma)
         check_images(x, self.image_chw)
         eps = self.backward(x, torch.full((x.shape[0],), int(t), dtype=torch.long, device=self.device))
         return reverse_step(self.schedule, x, t, eps, z, sigma)
@@ -133,11 +126,7 @@ class DDPM(nn.Module):
         (the last one, at t = 0, is unused).
         ``progress``, if given, is called with the number of steps done after each step.
         """
-        if n_samples < 1:
-            raise ValueError(f"n_samples must be at least 1, got {n_samples}")
-        if n_frames < 1:
-            raise ValueError(f"n_frames must be at least 1, got {n_frames}")
-        _check_sigma(sigma)
+        check_sampling(n_samples, n_frames, sigma)
         shape = (n_samples, *self.image_chw)
         if noise is not None and tuple(noise.shape) != (self.n_steps + 1, *shape):
             raise ValueError(f"noise must have shape {(self.n_steps + 1, *shape)}, "

@@ -6,6 +6,8 @@ from typing import NamedTuple
 
 import torch
 
+from ddpm_io.checks import check_schedule
+
 
 class Schedule(NamedTuple):
     """betas, alphas = 1 - betas, alpha_bars = cumulative product of alphas; each (T,)."""
@@ -22,10 +24,7 @@ def make_schedule(n_steps: int = 1000, min_beta: float = 1e-4, max_beta: float =
     alpha_bars are the tutorial's prefix products, one ``torch.prod`` per step, rather
     than ``cumprod``: the two routes round differently in float32.
     """
-    if n_steps < 1:
-        raise ValueError(f"n_steps must be at least 1, got {n_steps}")
-    if not 0 < min_beta <= max_beta < 1:
-        raise ValueError(f"need 0 < min_beta <= max_beta < 1, got {min_beta}, {max_beta}")
+    check_schedule(n_steps, min_beta, max_beta)
     betas = torch.linspace(min_beta, max_beta, n_steps, dtype=torch.float32)
     alphas = 1 - betas
     alpha_bars = torch.tensor([torch.prod(alphas[: i + 1]) for i in range(len(alphas))])
