@@ -15,7 +15,8 @@ import numpy as np
 
 from benchmarks.measure import MIB, PeakMemory, RssCounters
 from benchmarks.workload import Batch, Workload, make_batch
-from ddpm_jax import DDPM, create_train_state, train_step
+from ddpm_jax import DDPM, create_train_state
+from ddpm_jax.train import jitted_train_step
 from ddpm_jax.convert import params_to_torch
 
 
@@ -97,7 +98,7 @@ class JaxBackend:
     def _train(self, batch_size: int) -> Workload:
         state = create_train_state(self.key, self.ddpm)
         x0 = jnp.asarray(make_batch(batch_size, self.n_steps, self.seed).x0)
-        step, info = _compile(train_step, state, x0, self.key)
+        step, info = _compile(jitted_train_step, state, x0, self.key)
 
         def call():
             nonlocal state  # donated at each step

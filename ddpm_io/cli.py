@@ -68,18 +68,24 @@ def _square_int(text: str) -> int:
 def _add_data_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset", required=True, choices=DATASETS, help="which dataset to use")
     p.add_argument("--data-dir", type=Path, default=None,
-                   help="directory holding the IDX .gz files (train-images-idx3-ubyte.gz, ...); "
-                        "without it: a tensorflow-datasets copy, Debian's Fashion-MNIST, "
-                        "then a download")
+                   help="directory holding the dataset's IDX .gz files (train-images-idx3-ubyte.gz, "
+                        "...), read as --dataset; without it: a tensorflow-datasets copy, "
+                        "Debian's Fashion-MNIST, then a download")
     p.add_argument("--limit", type=_positive_int, default=None,
                    help="use only the first N images (quick runs)")
 
 
-def _non_negative_int(text: str) -> int:
+def _seed(text: str) -> int:
     value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be a non-negative integer, got {value}")
+    if not 0 <= value < 2**32:
+        raise argparse.ArgumentTypeError(f"must be an integer from 0 to 2**32 - 1, got {value}")
     return value
+
+
+# Options recorded in config.json by `train`; on --resume they come from there, and
+# giving a different value is an error (the run would no longer be what its record says).
+RESUMED_OPTIONS = {"dataset": None, "data_dir": None, "limit": None, "batch_size": 128,
+                   "lr": 1e-3, "n_steps": 1000, "seed": 0}
 
 
 def build_parser(prog: str, framework: str) -> argparse.ArgumentParser:
@@ -94,20 +100,25 @@ def build_parser(prog: str, framework: str) -> argparse.ArgumentParser:
                                    "samples.png (10x10, from the best epoch) and sampling.gif.")
     _add_data_options(p)
     p.add_argument("--epochs", type=_positive_int, default=20, help="epochs in all (default 20)")
-    p.add_argument("--batch-size", type=_positive_int, default=128,
+    # Defaults of the recorded options are filled in by run_train (None = not given).
+    p.add_argument("--batch-size", type=_positive_int, default=None,
                    help="images per step (default 128); the last short batch of an epoch is dropped")
-    p.add_argument("--lr", type=_positive_float, default=1e-3, help="Adam learning rate (default 1e-3)")
-    p.add_argument("--n-steps", type=_positive_int, default=1000,
+    p.add_argument("--lr", type=_positive_float, default=None, help="Adam learning rate (default 1e-3)")
+    p.add_argument("--n-steps", type=_positive_int, default=None,
                    help="diffusion steps T (default 1000)")
-    p.add_argument("--seed", type=_non_negative_int, default=0, help="seed for weights, batches and noise (default 0)")
+    p.add_argument("--seed", type=_seed, default=None,
+                   help="seed for weights, batches and noise (default 0)")
     p.add_argument("--out", type=Path, required=True, metavar="RUN_DIR", help="run directory to write")
     p.add_argument("--resume", action="store_true",
-                   help="continue the run in RUN_DIR from its latest checkpoint up to --epochs")
+                   help="continue the run in RUN_DIR from its latest checkpoint up to --epochs "
+                        "(an interrupted epoch starts again); data and training options are "
+                        "those recorded in RUN_DIR/config.json")
 
     p = sub.add_parser("sample", help="sample images and a GIF of the reverse process from a run",
                        description="Sample from the best checkpoint of a trained run.")
-    p.add_argument("--run", type=Path, metavar="RUN_DIR", help="run directory written by train")
-    p.add_argument("--torch-checkpoint", type=Path, metavar="FILE.pt",
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--run", type=Path, metavar="RUN_DIR", help="run directory written by train")
+    source.add_argument("--torch-checkpoint", type=Path, metavar="FILE.pt",
                    help="sample from a PyTorch checkpoint instead of a run: the tutorial's saved "
                         "state_dict or a ddpm-torch checkpoint (then give --png and --gif)")
     p.add_argument("--n", type=_square_int, default=100,
@@ -116,7 +127,7 @@ def build_parser(prog: str, framework: str) -> argparse.ArgumentParser:
                    help="GIF frames taken along the reverse process (default 100)")
     p.add_argument("--sigma", choices=("beta", "posterior"), default="beta",
                    help="reverse-process noise: sigma_t^2 = beta_t (default) or the posterior variance")
-    p.add_argument("--seed", type=_non_negative_int, default=0, help="sampling seed (default 0)")
+    p.add_argument("--seed", type=_seed, default=0, help="sampling seed (default 0)")
     p.add_argument("--png", type=Path, default=None, help="grid of samples (default RUN_DIR/samples.png)")
     p.add_argument("--gif", type=Path, default=None,
                    help="GIF of the reverse process (default RUN_DIR/sampling.gif)")
@@ -126,8 +137,9 @@ def build_parser(prog: str, framework: str) -> argparse.ArgumentParser:
                                    "t = int(p*T) - 1 for p = 25, 50, 75, 100%%.")
     _add_data_options(p)
     p.add_argument("--n", type=_positive_int, default=8, help="number of images (default 8)")
-    p.add_argument("--n-steps", type=_positive_int, default=1000, help="diffusion steps T (default 1000)")
-    p.add_argument("--seed", type=_non_negative_int, default=0, help="noise seed (default 0)")
+    p.add_argument("--n-steps", type=_positive_int, default=1000,
+                   help="diffusion steps T, at least 4 (default 1000)")
+    p.add_argument("--seed", type=_seed, default=0, help="noise seed (default 0)")
     p.add_argument("--png", type=Path, required=True, help="where to write the PNG")
 
     p = sub.add_parser("export", help="write a run's best weights as the tutorial's PyTorch checkpoint",
@@ -146,25 +158,61 @@ def write_samples(x0: np.ndarray, frames: np.ndarray, png: Path, gif: Path) -> N
     print(f"wrote {png} and {gif} ({len(frames)} frames)")
 
 
+def check_output_file(path: Path) -> None:
+    """Fails before any work when ``path`` cannot be a file we write."""
+    if path.is_dir():
+        raise ValueError(f"{path} is a directory; give a file path")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise ValueError(f"cannot write {path}: {parent} is not a directory")
+            break
+
+
+def check_run_framework(run: RunDir, record: dict, backend: Backend) -> None:
+    trained_with = record.get("framework", backend.name)
+    if trained_with != backend.name:
+        raise ValueError(f"{run.path} was trained with ddpm-{trained_with}; use ddpm-{trained_with}, "
+                         f"or its export command and then --torch-checkpoint")
+
+
+def resolve_train_options(args, run: RunDir, backend: Backend) -> ModelConfig:
+    """Fills in the recorded options: from config.json when resuming, else the defaults."""
+    if not args.resume:
+        for name, default in RESUMED_OPTIONS.items():
+            if getattr(args, name) is None:
+                setattr(args, name, default)
+        return ModelConfig(n_steps=args.n_steps)
+    config, record = run.read_config()
+    check_run_framework(run, record, backend)
+    recorded = {**record, "n_steps": config.n_steps}
+    conflicts = []
+    for name in RESUMED_OPTIONS:
+        value = str(getattr(args, name)) if isinstance(getattr(args, name), Path) else getattr(args, name)
+        if value is not None and value != recorded.get(name):
+            conflicts.append(f"--{name.replace('_', '-')} {value} (the run has {recorded.get(name)})")
+        setattr(args, name, recorded.get(name))
+    if conflicts:
+        raise ValueError("--resume continues the run as recorded in its config.json; these options "
+                         "differ: " + ", ".join(conflicts))
+    return config
+
+
 def run_train(args, backend: Backend) -> None:
     run = RunDir(args.out, backend.checkpoint_suffix)
-    if args.resume:
-        config, _ = run.read_config()
-        if not run.checkpoint("latest").exists():
-            raise FileNotFoundError(f"cannot resume: no {run.checkpoint('latest')}")
-    else:
-        if run.has_checkpoint():
-            raise FileExistsError(
-                f"{run.path} already holds a trained run; pass --resume to continue it, "
-                "or choose another --out (nothing was overwritten)")
-        config = ModelConfig(n_steps=args.n_steps)
+    config = resolve_train_options(args, run, backend)
+    run.check_can_start(args.resume)
+    if not args.resume and run.config.is_file():  # a run that crashed before its first epoch
+        check_run_framework(run, run.read_config()[1], backend)
     images, _ = load_dataset(args.dataset, data_dir=args.data_dir, limit=args.limit)
     if len(images) < args.batch_size:
         raise ValueError(f"{len(images)} images are fewer than one batch of --batch-size "
                          f"{args.batch_size}; lower --batch-size or raise --limit")
     if not args.resume:
-        run.write_config(config, framework=backend.name, dataset=args.dataset, seed=args.seed,
-                         batch_size=args.batch_size, learning_rate=args.lr, n_images=len(images))
+        run.write_config(config, framework=backend.name, dataset=args.dataset,
+                         data_dir=None if args.data_dir is None else str(args.data_dir),
+                         limit=args.limit, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+                         n_images=len(images))
     print(f"training on {len(images)} {args.dataset} images for {args.epochs} epochs -> {run.path}")
     backend.train(config, images, run.path, epochs=args.epochs, batch_size=args.batch_size,
                   learning_rate=args.lr, seed=args.seed, resume=args.resume)
@@ -174,16 +222,23 @@ def run_train(args, backend: Backend) -> None:
 
 def run_sample(args, backend: Backend) -> None:
     run = RunDir(args.run, backend.checkpoint_suffix) if args.run is not None else None
-    if run is None and args.torch_checkpoint is None:
-        raise ValueError("give --run RUN_DIR or --torch-checkpoint FILE.pt")
     if run is None and (args.png is None or args.gif is None):
-        raise ValueError("without --run, give both --png and --gif")
+        raise ValueError("with --torch-checkpoint, give both --png and --gif")
+    if run is not None:
+        check_run_framework(run, run.read_config()[1], backend)
+    png, gif = args.png or run.samples, args.gif or run.gif
+    check_output_file(png)
+    check_output_file(gif)
     model = backend.load(run, args.torch_checkpoint)
     x0, frames = backend.sample(model, args.n, args.frames, args.sigma, args.seed)
-    write_samples(x0, frames, args.png or run.samples, args.gif or run.gif)
+    write_samples(x0, frames, png, gif)
 
 
 def run_forward(args, backend: Backend) -> None:
+    if args.n_steps < 4:
+        raise ValueError(f"forward shows t = int(p*T) - 1 for p = 25%..100%: it needs --n-steps of "
+                         f"at least 4, got {args.n_steps}")
+    check_output_file(args.png)
     config = ModelConfig(n_steps=args.n_steps)
     images, _ = load_dataset(args.dataset, data_dir=args.data_dir, limit=args.limit)
     x0 = scale_images(images[: args.n])
@@ -198,7 +253,8 @@ def run_forward(args, backend: Backend) -> None:
 
 def run_export(args, backend: Backend) -> None:
     run = RunDir(args.run, backend.checkpoint_suffix)
-    run.read_config()  # a clear error when RUN_DIR is not a run
+    check_run_framework(run, run.read_config()[1], backend)
+    check_output_file(args.torch_checkpoint)
     backend.export(run, args.torch_checkpoint)
     print(f"wrote {args.torch_checkpoint}: the tutorial's state_dict, for "
           "DDPM().load_state_dict(torch.load(path), strict=True)")
@@ -212,7 +268,7 @@ def main(backend: Backend, prog: str, framework: str, argv: Sequence[str] | None
     args = build_parser(prog, framework).parse_args(argv)
     try:
         COMMANDS[args.command](args, backend)
-    except (DatasetError, ValueError, FileNotFoundError, FileExistsError) as e:
+    except (DatasetError, ValueError, OSError) as e:  # OSError: missing, existing, unwritable files
         print(f"{prog}: error: {e}", file=sys.stderr)
         return 2
     except TrainingDiverged as e:

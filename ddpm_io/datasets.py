@@ -57,7 +57,7 @@ def load_dataset(
         raise DatasetError(f"unknown dataset {name!r}; choose one of: {', '.join(DATASETS)}")
     if split not in SPLITS:
         raise DatasetError(f"unknown split {split!r}; choose one of: {', '.join(SPLITS)}")
-    if limit is not None and limit < 1:
+    if limit is not None and (not isinstance(limit, (int, np.integer)) or limit < 1):
         raise DatasetError(f"limit must be a positive number of images, got {limit}")
 
     if data_dir is not None:

@@ -41,9 +41,13 @@ def to_uint8(images: np.ndarray) -> np.ndarray:
 
     A constant image has no contrast to stretch and becomes mid-gray (128), not NaN.
     """
-    images = np.asarray(images, dtype=np.float64)
-    if images.ndim != 4:
-        raise ValueError(f"expected images of shape (N, H, W, C), got {images.shape}")
+    images = np.asarray(images)
+    if images.ndim != 4 or images.shape[-1] not in (1, 3) or images.shape[0] < 1:
+        raise ValueError(f"expected images of shape (N, H, W, C) with N >= 1 and C = 1 or 3 "
+                         f"(channels last), got {images.shape}")
+    if not np.issubdtype(images.dtype, np.floating) and not np.issubdtype(images.dtype, np.integer):
+        raise ValueError(f"expected real-valued images, got dtype {images.dtype}")
+    images = images.astype(np.float64)
     if not np.all(np.isfinite(images)):
         raise ValueError("images contain NaN or infinite values")
     lo = images.min(axis=(1, 2, 3), keepdims=True)
@@ -59,10 +63,10 @@ def image_grid(images: np.ndarray, n_cols: int | None = None, padding: int = 2) 
     ``n_cols=None`` asks for a square grid and needs N to be a perfect square.
     Each image is scaled on its own with ``to_uint8``.
     """
+    if padding < 0 or (n_cols is not None and n_cols < 1):
+        raise ValueError(f"need padding >= 0 and n_cols >= 1, got padding={padding}, n_cols={n_cols}")
     tiles = to_uint8(images)
     n, h, w, c = tiles.shape
-    if c not in (1, 3):
-        raise ValueError(f"expected 1 or 3 channels, got {c}")
     if n_cols is None:
         n_cols = math.isqrt(n)
         if n_cols * n_cols != n:
@@ -114,8 +118,8 @@ def save_gif(
     import imageio.v3 as iio
 
     frames = np.asarray(frames)
-    if frames.ndim != 5:
-        raise ValueError(f"expected frames of shape (F, N, H, W, C), got {frames.shape}")
+    if frames.ndim != 5 or len(frames) < 1:
+        raise ValueError(f"expected frames of shape (F, N, H, W, C) with F >= 1, got {frames.shape}")
     if frame_ms <= 0 or hold_last_ms <= 0:
         raise ValueError("frame durations must be positive milliseconds")
     grids = np.stack([image_grid(f) for f in frames])

@@ -96,7 +96,20 @@ class RunDir:
         return self.path / "checkpoints" / f"{name}{self.suffix}"
 
     def has_checkpoint(self) -> bool:
-        return any(self.checkpoint(n).exists() for n in ("best", "latest"))
+        """True when any framework has saved weights here (a run of ddpm-jax or ddpm-torch)."""
+        folder = self.path / "checkpoints"
+        return folder.is_dir() and any(p.name.startswith(("best.", "latest.")) for p in folder.iterdir())
+
+    def check_can_start(self, resume: bool) -> None:
+        """Refuses to start training over weights someone trained (any framework), unless resuming."""
+        if self.path.exists() and not self.path.is_dir():
+            raise FileExistsError(f"{self.path} is a file, not a run directory")
+        if not resume and self.has_checkpoint():
+            raise FileExistsError(
+                f"{self.path} already holds a trained run; pass --resume (resume=True) to "
+                "continue it, or choose another directory (nothing was overwritten)")
+        if resume and not self.checkpoint("latest").exists():
+            raise FileNotFoundError(f"cannot resume: no {self.checkpoint('latest')}")
 
     def write_config(self, config: ModelConfig, **info) -> None:
         record = {"model": config.to_dict(), **info}

@@ -13,7 +13,8 @@ name (``b1/0/conv1/kernel`` <-> ``network.b1.0.conv1.weight``) plus a layout cha
 
 The tutorial creates LayerNorm parameters for the one block that does not normalize
 (``b_out.2.ln``); this model does not. Export writes them at their initial values (ones,
-zeros), as in every tutorial checkpoint; import checks and drops them.
+zeros), as in every tutorial checkpoint; import checks that they are there with the
+right shape, then drops them (the tutorial never applies them).
 """
 
 from __future__ import annotations
@@ -86,6 +87,8 @@ def params_from_torch(state_dict) -> dict:
     Keys may carry the saved DDPM's ``network.`` prefix or not. Missing, unexpected or
     misshapen entries raise ValueError naming every one of them.
     """
+    if not isinstance(state_dict, dict) or not all(isinstance(k, str) for k in state_dict):
+        raise ValueError("expected a state_dict: a dict from parameter names to tensors")
     state = {k: _as_numpy(v) for k, v in state_dict.items()}
     if state and all(k.startswith(PREFIX) for k in state):
         state = {k[len(PREFIX):]: v for k, v in state.items()}

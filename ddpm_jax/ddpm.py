@@ -23,14 +23,28 @@ def _is_concrete(a) -> bool:
     return not isinstance(a, jax.core.Tracer)
 
 
-def check_images(x, image_shape: tuple[int, ...], what: str = "x") -> None:
-    """Raises ValueError unless ``x`` is a float batch of shape (N, *image_shape)."""
+def check_images(x, image_shape: tuple[int, ...], what: str = "x", scaled: bool = False) -> None:
+    """Raises ValueError unless ``x`` is a finite float batch of shape (N, *image_shape).
+
+    ``scaled=True``: the values must also lie in [-1, 1] (images, not noisy states).
+    Values are checked only for concrete arrays; inside a jit they are unknown.
+    """
+    if not isinstance(x, (np.ndarray, jax.Array)):
+        raise ValueError(f"{what} must be a numpy or JAX array, got {type(x).__name__}")
     shape = tuple(np.shape(x))
     if len(shape) != 1 + len(image_shape) or shape[1:] != tuple(image_shape) or shape[0] < 1:
         raise ValueError(f"{what} must have shape (N, {', '.join(map(str, image_shape))}) "
                          f"(NHWC), got {shape}")
     if not jnp.issubdtype(jnp.result_type(x), jnp.floating):
         raise ValueError(f"{what} must be floating point in [-1, 1], got dtype {jnp.result_type(x)}")
+    if _is_concrete(x):
+        values = np.asarray(x)
+        if not np.isfinite(values).all():
+            raise ValueError(f"{what} contains NaN or infinite values")
+        if scaled and (values.min() < -1.0 - 1e-4 or values.max() > 1.0 + 1e-4):
+            raise ValueError(f"{what} must be images scaled to [-1, 1], got values from "
+                             f"{values.min():g} to {values.max():g} (ddpm_io.scale_images "
+                             "scales uint8 pixels)")
 
 
 def check_timesteps(t, n_images: int, n_steps: int) -> jnp.ndarray:
@@ -39,6 +53,10 @@ def check_timesteps(t, n_images: int, n_steps: int) -> jnp.ndarray:
     A concrete t outside 0..T-1 raises here. Inside a caller's own jit the values are
     unknown: the embedding lookup then yields NaN for them rather than clamping.
     """
+    if isinstance(t, (list, tuple)):
+        t = np.asarray(t)
+    if not isinstance(t, (np.ndarray, jax.Array)):
+        raise ValueError(f"t must be a numpy or JAX array of integers, got {type(t).__name__}")
     shape = tuple(np.shape(t))
     if shape not in ((n_images,), (n_images, 1)):
         raise ValueError(f"t must have shape ({n_images},) or ({n_images}, 1), got {shape}")
@@ -55,6 +73,8 @@ def check_timesteps(t, n_images: int, n_steps: int) -> jnp.ndarray:
 def _check_step(t, n_steps: int) -> None:
     if np.ndim(t) != 0:
         raise ValueError(f"the reverse step takes one scalar t for the whole batch, got shape {np.shape(t)}")
+    if not jnp.issubdtype(jnp.result_type(t), jnp.integer):
+        raise ValueError(f"t must be an integer timestep, got {t!r}")
     if _is_concrete(t) and not 0 <= int(t) < n_steps:
         raise ValueError(f"t must be in 0..{n_steps - 1}, got {int(t)}")
 
@@ -94,6 +114,7 @@ class DDPM:
         self.min_beta = min_beta
         self.max_beta = max_beta
         self.image_shape = tuple(image_shape)
+        self.config  # validates the schedule and the image shape
         self.schedule = make_schedule(n_steps, min_beta, max_beta)
 
     def _key(self):
@@ -126,8 +147,10 @@ class DDPM:
 
     def forward(self, x0, t, eta):
         """x_t = sqrt(alpha_bar_t) x_0 + sqrt(1 - alpha_bar_t) eta, one t per image."""
-        check_images(x0, self.image_shape, "x0")
+        check_images(x0, self.image_shape, "x0", scaled=True)
         check_images(eta, self.image_shape, "eta")
+        if eta.shape != x0.shape:
+            raise ValueError(f"eta must have the shape of x0 {x0.shape}, got {eta.shape}")
         t = check_timesteps(t, x0.shape[0], self.n_steps)
         alpha_bar = self.schedule.alpha_bars[t][:, None, None, None]
         return jnp.sqrt(alpha_bar) * x0 + jnp.sqrt(1.0 - alpha_bar) * eta
@@ -144,10 +167,19 @@ class DDPM:
         return jnp.mean(jnp.square(eps - eta))
 
     def step(self, params, x, t, z, sigma: str = "beta"):
-        """One reverse step with the network's noise estimate; ``t`` a scalar, z unused at t = 0."""
+        """One reverse step with the network's noise estimate; ``t`` a scalar int.
+
+        ``z`` (the shape of x) is unused at t = 0, where it may be None.
+        """
         _check_step(t, self.n_steps)
         check_sigma(sigma)
         check_images(x, self.image_shape)
+        if z is None:
+            if not (_is_concrete(t) and int(t) == 0):
+                raise ValueError("z may be None only at t = 0")
+            z = jnp.zeros_like(x)
+        elif np.shape(z) != np.shape(x):
+            raise ValueError(f"z must have the shape of x {np.shape(x)}, got {np.shape(z)}")
         eps = self.backward(params, x, jnp.full((x.shape[0],), t, jnp.int32))
         return reverse_step(self.schedule, x, t, eps, z, sigma)
 

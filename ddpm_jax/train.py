@@ -21,7 +21,7 @@ import optax
 
 from ddpm_io.runs import RunDir, atomic_write_bytes
 from ddpm_io.training import fit
-from ddpm_jax.ddpm import DDPM
+from ddpm_jax.ddpm import DDPM, check_images
 
 CHECKPOINT_SUFFIX = ".msgpack"
 FROZEN = ("time_embed",)  # top-level parameter groups the optimizer never moves
@@ -51,7 +51,7 @@ def make_optimizer(learning_rate: float = 1e-3) -> optax.GradientTransformation:
 
 
 def create_train_state(key, ddpm: DDPM, learning_rate: float = 1e-3) -> TrainState:
-    if not learning_rate > 0:
+    if not (learning_rate > 0 and math.isfinite(learning_rate)):
         raise ValueError(f"learning rate must be positive, got {learning_rate}")
     params = ddpm.init(key)
     tx = make_optimizer(learning_rate)
@@ -70,11 +70,20 @@ def _train_step(state: TrainState, x0, key):
     return state.replace(step=state.step + 1, params=params, opt_state=opt_state), loss
 
 
-train_step = jax.jit(_train_step, donate_argnums=0)
-train_step.__doc__ = """One Adam step on a batch x0 (N, 28, 28, 1) in [-1, 1]: (state, x0, key) -> (state, loss).
+# The step itself, jitted once with the state donated; ``train_step`` adds the input
+# checks that cannot run inside a jit. Use this one to AOT-compile (``.lower``).
+jitted_train_step = jax.jit(_train_step, donate_argnums=0)
 
-t ~ Uniform{0..T-1} and eta ~ N(0, I) are drawn from fold_in(key, state.step), so the
-same key gives a new draw at every step. ``state`` is donated: do not reuse it."""
+
+def train_step(state: TrainState, x0, key) -> tuple[TrainState, jnp.ndarray]:
+    """One Adam step on a batch x0 (N, 28, 28, 1) in [-1, 1]: (state, x0, key) -> (state, loss).
+
+    t ~ Uniform{0..T-1} and eta ~ N(0, I) are drawn from fold_in(key, state.step), so the
+    same key gives a new draw at every step. ``state`` is donated: do not reuse it.
+    The batch is checked (shape, dtype, range) before the jitted step runs.
+    """
+    check_images(x0, state.ddpm.image_shape, "x0", scaled=True)
+    return jitted_train_step(state, x0, key)
 
 
 def save_checkpoint(path: str | os.PathLike, state: TrainState, info: dict) -> Path:
@@ -128,6 +137,7 @@ def train(
     Returns the final train state.
     """
     run = RunDir(run_dir, CHECKPOINT_SUFFIX)
+    run.check_can_start(resume)
     base_key = jax.random.key(seed)
     init_key, step_key = jax.random.split(base_key)
     state = create_train_state(init_key, ddpm, learning_rate)

@@ -37,6 +37,8 @@ class TorchBackend:
     def load(self, run: RunDir | None, torch_checkpoint=None):
         if torch_checkpoint is not None:
             state_dict = load_model_state(torch_checkpoint)
+            if not any(k.startswith("network.") for k in state_dict):  # a bare UNet's state_dict
+                state_dict = {f"network.{k}": v for k, v in state_dict.items()}
             # The tutorial stores no schedule: its betas (1e-4 .. 0.02) are assumed, and T
             # is the length of the checkpoint's time table.
             n_steps, dim = state_dict.get("network.time_embed.weight", torch.empty(0, 0)).shape

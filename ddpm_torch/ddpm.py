@@ -23,6 +23,8 @@ def _check_step(t, n_steps: int) -> None:
     shape = tuple(torch.as_tensor(t).shape)
     if shape:
         raise ValueError(f"the reverse step takes one scalar t for the whole batch, got shape {shape}")
+    if torch.as_tensor(t).is_floating_point():
+        raise ValueError(f"t must be an integer timestep, got {t!r}")
     if not 0 <= int(t) < n_steps:
         raise ValueError(f"t must be in 0..{n_steps - 1}, got {int(t)}")
 
@@ -68,6 +70,7 @@ class DDPM(nn.Module):
         self.min_beta = min_beta
         self.max_beta = max_beta
         self.image_chw = tuple(image_chw)
+        self.config  # validates the schedule and the image shape
         self.schedule = make_schedule(n_steps, min_beta, max_beta, self.device)
 
     @classmethod
@@ -87,10 +90,12 @@ class DDPM(nn.Module):
 
         ``eta`` ~ N(0, I) is drawn from the global RNG when not given.
         """
-        check_images(x0, self.image_chw, "x0")
+        check_images(x0, self.image_chw, "x0", scaled=True)
         if eta is None:
             eta = torch.randn_like(x0)
         check_images(eta, self.image_chw, "eta")
+        if eta.shape != x0.shape:
+            raise ValueError(f"eta must have the shape of x0 {tuple(x0.shape)}, got {tuple(eta.shape)}")
         t = check_timesteps(t, x0.shape[0], self.n_steps, self.device)
         alpha_bar = self.schedule.alpha_bars[t][:, None, None, None]
         return torch.sqrt(alpha_bar) * x0 + torch.sqrt(1 - alpha_bar) * eta
@@ -105,10 +110,17 @@ class DDPM(nn.Module):
         return F.mse_loss(self.backward(self.forward(x0, t, eta), t), eta)
 
     def step(self, x, t, z, sigma: str = "beta"):
-        """One reverse step with the network's noise estimate; ``t`` a scalar, z unused at t = 0."""
+        """One reverse step with the network's noise estimate; ``t`` a scalar int.
+
+        ``z`` (the shape of x) is unused at t = 0, where it may be None.
+        """
         _check_step(t, self.n_steps)
         check_sigma(sigma)
         check_images(x, self.image_chw)
+        if z is None and int(t) != 0:
+            raise ValueError("z may be None only at t = 0")
+        if z is not None and z.shape != x.shape:
+            raise ValueError(f"z must have the shape of x {tuple(x.shape)}, got {tuple(z.shape)}")
         eps = self.backward(x, torch.full((x.shape[0],), int(t), dtype=torch.long, device=self.device))
         return reverse_step(self.schedule, x, t, eps, z, sigma)
 

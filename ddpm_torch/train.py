@@ -42,7 +42,7 @@ def create_train_state(ddpm: DDPM, learning_rate: float = 1e-3, seed: int = 0) -
     The weights are those of ``torch.manual_seed(seed)`` followed by building the
     tutorial's model on the CPU; the caller's global RNG state is left untouched.
     """
-    if not learning_rate > 0:
+    if not (learning_rate > 0 and math.isfinite(learning_rate)):
         raise ValueError(f"learning rate must be positive, got {learning_rate}")
     with torch.random.fork_rng():
         torch.manual_seed(seed)
@@ -151,6 +151,7 @@ def train(
     ``checkpoints/latest`` up to ``epochs``. Returns the final train state.
     """
     run = RunDir(run_dir, CHECKPOINT_SUFFIX)
+    run.check_can_start(resume)
     state = create_train_state(ddpm, learning_rate, seed)
     generator = noise_generator(seed, ddpm.device)
     start_epoch, best_loss = 0, math.inf

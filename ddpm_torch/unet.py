@@ -14,16 +14,25 @@ from torch import nn
 IMAGE_CHW = (1, 28, 28)
 
 
-def check_images(x, image_chw: tuple[int, ...] = IMAGE_CHW, what: str = "x") -> None:
-    """Raises ValueError unless ``x`` is a float tensor of shape (N, *image_chw)."""
+def check_images(x, image_chw: tuple[int, ...] = IMAGE_CHW, what: str = "x", scaled: bool = False) -> None:
+    """Raises ValueError unless ``x`` is a finite float32 tensor of shape (N, *image_chw).
+
+    ``scaled=True``: the values must also lie in [-1, 1] (images, not noisy states).
+    """
     if not isinstance(x, torch.Tensor):
         raise ValueError(f"{what} must be a torch.Tensor, got {type(x).__name__}")
     shape = tuple(x.shape)
     if len(shape) != 1 + len(image_chw) or shape[1:] != tuple(image_chw) or shape[0] < 1:
         raise ValueError(f"{what} must have shape (N, {', '.join(map(str, image_chw))}) "
                          f"(NCHW), got {shape}")
-    if not x.is_floating_point():
-        raise ValueError(f"{what} must be floating point in [-1, 1], got dtype {x.dtype}")
+    if x.dtype != torch.float32:
+        raise ValueError(f"{what} must be float32 in [-1, 1], got dtype {x.dtype}")
+    if not bool(torch.isfinite(x).all()):
+        raise ValueError(f"{what} contains NaN or infinite values")
+    if scaled and (float(x.min()) < -1.0 - 1e-4 or float(x.max()) > 1.0 + 1e-4):
+        raise ValueError(f"{what} must be images scaled to [-1, 1], got values from "
+                         f"{float(x.min()):g} to {float(x.max()):g} (ddpm_io.scale_images "
+                         "scales uint8 pixels)")
 
 
 def check_timesteps(t, n_images: int, n_steps: int, device: torch.device | None = None) -> torch.Tensor:

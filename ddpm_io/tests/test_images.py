@@ -84,3 +84,18 @@ def test_model_config_validation_and_round_trip(tmp_path):
             ModelConfig(**bad)
     with pytest.raises(FileNotFoundError, match="not a run directory"):
         RunDir(tmp_path / "none", ".x").read_config()
+
+
+def test_a_run_of_either_framework_is_never_trained_over(tmp_path):
+    jax_run = RunDir(tmp_path, ".msgpack")
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints" / "best.msgpack").write_bytes(b"weights")
+    torch_view = RunDir(tmp_path, ".pt")
+    for run in (jax_run, torch_view):
+        with pytest.raises(FileExistsError, match="already holds a trained run"):
+            run.check_can_start(resume=False)
+    with pytest.raises(FileNotFoundError, match="cannot resume"):
+        torch_view.check_can_start(resume=True)
+    (tmp_path / "file").write_text("")
+    with pytest.raises(FileExistsError, match="is a file"):
+        RunDir(tmp_path / "file", ".pt").check_can_start(resume=False)

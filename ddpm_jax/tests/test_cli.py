@@ -54,6 +54,8 @@ def test_refuses_to_overwrite_a_run_and_resumes_it(trained_run, mnist_dir, capsy
     assert main(args + ["--epochs", "2"]) == 2
     assert "already holds a trained run" in capsys.readouterr().err
     assert (trained_run / "checkpoints" / "best.msgpack").read_bytes() == best
+    assert main(args + ["--epochs", "3", "--resume", "--lr", "0.01"]) == 2
+    assert "--lr 0.01 (the run has 0.001)" in capsys.readouterr().err
     assert main(args + ["--epochs", "3", "--resume"]) == 0
     epochs = [json.loads(l)["epoch"] for l in (trained_run / "metrics.jsonl").read_text().splitlines()]
     assert epochs == [1, 2, 3]
@@ -75,14 +77,13 @@ def test_forward_figure(mnist_dir, tmp_path):
          "fewer than one batch"),
         (["sample", "--run", "{tmp}/nothing", "--png", "{tmp}/a.png", "--gif", "{tmp}/a.gif"],
          "not a run directory"),
-        (["sample", "--png", "{tmp}/a.png"], "give --run RUN_DIR or --torch-checkpoint"),
         (["sample", "--torch-checkpoint", "{tmp}/a.pt", "--png", "{tmp}/a.png"], "give both --png and --gif"),
         (["sample", "--torch-checkpoint", "{tmp}/a.pt", "--png", "{tmp}/a.png", "--gif", "{tmp}/a.gif"],
          "no torch checkpoint at"),
         (["train", "--dataset", "mnist", "--data-dir", "{mnist}", "--out", "{tmp}/r", "--resume"],
          "not a run directory"),
     ],
-    ids=["missing-data-dir", "too-few-images", "missing-run", "no-source", "no-outputs",
+    ids=["missing-data-dir", "too-few-images", "missing-run", "no-outputs",
          "missing-torch-checkpoint", "resume-nothing"],
 )
 def test_user_errors_are_one_line(argv, message, tmp_path, mnist_dir, capsys):
@@ -99,8 +100,12 @@ def test_user_errors_are_one_line(argv, message, tmp_path, mnist_dir, capsys):
         (["sample", "--run", "x", "--n", "5"], "perfect square"),
         (["train", "--dataset", "mnist", "--out", "x", "--lr", "-1"], "positive number"),
         (["train", "--dataset", "mnist", "--out", "x", "--epochs", "0"], "positive integer"),
+        (["train", "--dataset", "mnist", "--out", "x", "--seed", str(2**40)], "2**32"),
+        (["sample", "--png", "a.png"], "one of the arguments --run --torch-checkpoint is required"),
+        (["sample", "--run", "x", "--torch-checkpoint", "y.pt"], "not allowed with argument"),
     ],
-    ids=["unknown-dataset", "non-square", "negative-lr", "zero-epochs"],
+    ids=["unknown-dataset", "non-square", "negative-lr", "zero-epochs", "huge-seed", "no-source",
+         "two-sources"],
 )
 def test_bad_options_are_rejected_by_the_parser(argv, message, capsys):
     with pytest.raises(SystemExit) as info:

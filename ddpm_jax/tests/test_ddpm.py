@@ -87,9 +87,15 @@ def test_t_as_n_or_n_by_1_is_the_same(small_ddpm, small_params):
         (lambda d, p: d.step(p, jnp.zeros((2, 28, 28, 1)), 3, jnp.zeros((2, 28, 28, 1)), "ddim"), "sigma"),
         (lambda d, p: d.sample(p, jax.random.key(0), n_samples=0), "n_samples"),
         (lambda d, p: d.sample(p, jax.random.key(0), n_frames=0), "n_frames"),
+        (lambda d, p: d.forward(jnp.full((2, 28, 28, 1), 255.0), jnp.array([0, 1]),
+                                jnp.zeros((2, 28, 28, 1))), r"scaled to \[-1, 1\].*0 to 255|255"),
+        (lambda d, p: d.backward(p, jnp.full((2, 28, 28, 1), jnp.nan), jnp.array([0, 1])), "NaN"),
+        (lambda d, p: d.step(p, jnp.zeros((2, 28, 28, 1)), 3, None), "z may be None only at t = 0"),
+        (lambda d, p: d.backward(p, [[0.0]], jnp.array([0])), "numpy or JAX array"),
+        (lambda d, p: DDPM(image_shape=(32, 32, 1)), "28x28x1"),
     ],
     ids=["nchw", "t-too-big", "t-negative", "t-count", "t-float", "x-int", "step-t", "sigma",
-         "no-samples", "no-frames"],
+         "no-samples", "no-frames", "unscaled-x0", "nan-x", "z-none", "list-x", "image-shape"],
 )
 def test_bad_input_is_a_clear_error(small_ddpm, small_params, call, message):
     with pytest.raises(ValueError, match=message):

@@ -76,3 +76,21 @@ def test_unreadable_checkpoint(tmp_path):
 def test_learning_rate_must_be_positive(small_ddpm):
     with pytest.raises(ValueError, match="learning rate"):
         create_train_state(jax.random.key(0), small_ddpm, learning_rate=0.0)
+
+
+def test_train_refuses_to_overwrite_a_trained_run(small_ddpm, tmp_path):
+    from ddpm_jax import train
+
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints" / "best.pt").write_bytes(b"a torch run's weights")
+    with pytest.raises(FileExistsError, match="already holds a trained run"):
+        train(small_ddpm, np.zeros((64, 28, 28, 1), np.uint8), tmp_path, epochs=1, batch_size=32)
+    assert (tmp_path / "checkpoints" / "best.pt").read_bytes() == b"a torch run's weights"
+
+
+def test_train_step_checks_its_batch(small_ddpm):
+    state = create_train_state(jax.random.key(0), small_ddpm)
+    with pytest.raises(ValueError, match=r"scaled to \[-1, 1\]"):
+        train_step(state, jnp.full((BATCH, 28, 28, 1), 255.0), jax.random.key(0))
+    with pytest.raises(ValueError, match="floating point"):
+        train_step(state, jnp.zeros((BATCH, 28, 28, 1), jnp.uint8), jax.random.key(0))

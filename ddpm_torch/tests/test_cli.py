@@ -1,6 +1,7 @@
 import json
 
 import imageio.v3 as iio
+import pytest
 
 from ddpm_torch.cli import main
 
@@ -37,5 +38,6 @@ def test_train_sample_forward_end_to_end(tmp_path, mnist_dir, capsys):
 def test_sample_errors_are_one_line_messages(tmp_path, capsys):
     assert main(["sample", "--run", str(tmp_path / "nowhere")]) == 2
     assert "is not a run directory" in capsys.readouterr().err
-    assert main(["sample", "--png", str(tmp_path / "a.png"), "--gif", str(tmp_path / "a.gif")]) == 2
-    assert "give --run RUN_DIR or --torch-checkpoint" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # argparse: one of --run and --torch-checkpoint is required
+        main(["sample", "--png", str(tmp_path / "a.png"), "--gif", str(tmp_path / "a.gif")])
+    assert "--run --torch-checkpoint is required" in capsys.readouterr().err
