@@ -115,7 +115,8 @@ def build_parser(prog: str, framework: str) -> argparse.ArgumentParser:
                         "those recorded in RUN_DIR/config.json")
 
     p = sub.add_parser("sample", help="sample images and a GIF of the reverse process from a run",
-                       description="Sample from the best checkpoint of a trained run.")
+                       description="Sample from the best checkpoint of a trained run (--run) or "
+                                   "from a PyTorch checkpoint (--torch-checkpoint): one of the two.")
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--run", type=Path, metavar="RUN_DIR", help="run directory written by train")
     source.add_argument("--torch-checkpoint", type=Path, metavar="FILE.pt",
@@ -128,13 +129,15 @@ def build_parser(prog: str, framework: str) -> argparse.ArgumentParser:
     p.add_argument("--sigma", choices=("beta", "posterior"), default="beta",
                    help="reverse-process noise: sigma_t^2 = beta_t (default) or the posterior variance")
     p.add_argument("--seed", type=_seed, default=0, help="sampling seed (default 0)")
-    p.add_argument("--png", type=Path, default=None, help="grid of samples (default RUN_DIR/samples.png)")
+    p.add_argument("--png", type=Path, default=None,
+                   help="grid of samples (default RUN_DIR/sample-nN-SIGMA-seedS.png, which never "
+                        "replaces the samples.png that train wrote)")
     p.add_argument("--gif", type=Path, default=None,
-                   help="GIF of the reverse process (default RUN_DIR/sampling.gif)")
+                   help="GIF of the reverse process (default RUN_DIR/sample-nN-SIGMA-seedS.gif)")
 
     p = sub.add_parser("forward", help="show real images noised at 25/50/75/100%% of T",
                        description="Rows: the real images, then the same images noised at "
-                                   "t = int(p*T) - 1 for p = 25, 50, 75, 100%%.")
+                                   "t = int(p*T) - 1 for p = 25, 50, 75, 100 percent.")
     _add_data_options(p)
     p.add_argument("--n", type=_positive_int, default=8, help="number of images (default 8)")
     p.add_argument("--n-steps", type=_positive_int, default=1000,
@@ -226,7 +229,8 @@ def run_sample(args, backend: Backend) -> None:
         raise ValueError("with --torch-checkpoint, give both --png and --gif")
     if run is not None:
         check_run_framework(run, run.read_config()[1], backend)
-    png, gif = args.png or run.samples, args.gif or run.gif
+    default = None if run is None else run.path / f"sample-n{args.n}-{args.sigma}-seed{args.seed}"
+    png, gif = args.png or default.with_suffix(".png"), args.gif or default.with_suffix(".gif")
     check_output_file(png)
     check_output_file(gif)
     model = backend.load(run, args.torch_checkpoint)

@@ -12,12 +12,14 @@ def save_loss_plot(path: str | os.PathLike, records: list[dict]) -> Path:
 
     matplotlib.use("Agg")  # no display on servers and CI
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     path = Path(path)
     fig, ax = plt.subplots(figsize=(5, 3.2), dpi=100)
     ax.plot([r["epoch"] for r in records], [r["loss"] for r in records], marker="o")
     ax.set_xlabel("epoch")
     ax.set_ylabel("mean training loss (MSE)")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
     ax.grid(alpha=0.3)
     fig.tight_layout()
     tmp = path.with_name(f".{path.name}.tmp.png")

@@ -64,6 +64,8 @@ def fit(
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     data = scale_images(images)
+    if start_epoch and progress:
+        tqdm.write(f"resuming after epoch {start_epoch} (best mean loss so far {best_loss:.5f})")
     history = []
     epoch = start_epoch
     try:

@@ -47,6 +47,14 @@ def test_sample_from_a_run(trained_run, tmp_path):
         assert png.size == (62, 62)
 
 
+def test_sample_defaults_never_replace_the_training_samples(trained_run):
+    before = (trained_run / "samples.png").read_bytes()
+    assert main(["sample", "--run", str(trained_run), "--n", "4", "--frames", "5"]) == 0
+    assert (trained_run / "sample-n4-beta-seed0.png").is_file()
+    assert (trained_run / "sample-n4-beta-seed0.gif").is_file()
+    assert (trained_run / "samples.png").read_bytes() == before
+
+
 def test_refuses_to_overwrite_a_run_and_resumes_it(trained_run, mnist_dir, capsys):
     best = (trained_run / "checkpoints" / "best.msgpack").read_bytes()
     args = ["train", "--dataset", "mnist", "--data-dir", str(mnist_dir), "--limit", "96",
