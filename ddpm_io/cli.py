@@ -1,7 +1,7 @@
 """The command line shared by ``ddpm-jax`` and ``ddpm-torch``.
 
 Both programs take the same subcommands and options; each framework's ``cli`` module
-supplies a backend (how to train, load, sample and noise) and calls ``main``.
+supplies a backend (how to train, load, sample, noise and export) and calls ``main``.
 """
 
 from __future__ import annotations
@@ -31,8 +31,9 @@ class Backend(Protocol):
     def train(self, config: ModelConfig, images: np.ndarray, run_dir: Path, *, epochs: int,
               batch_size: int, learning_rate: float, seed: int, resume: bool) -> None: ...
 
-    def load(self, run: RunDir, args: argparse.Namespace):
-        """The model and weights to sample from (best checkpoint of the run, or as args say)."""
+    def load(self, run: RunDir | None, torch_checkpoint: Path | None = None):
+        """The model and weights to sample from: ``torch_checkpoint`` when given (a tutorial
+        state_dict or a ddpm-torch checkpoint), else the best checkpoint of ``run``."""
 
     def sample(self, model, n: int, n_frames: int, sigma: str, seed: int):
         """(x0 (n, 28, 28, 1), frames (F, n, 28, 28, 1)) as numpy arrays."""
@@ -190,11 +191,12 @@ def resolve_train_options(args, run: RunDir, backend: Backend) -> ModelConfig:
     check_run_framework(run, record, backend)
     recorded = {**record, "n_steps": config.n_steps}
     conflicts = []
-    for name in RESUMED_OPTIONS:
+    for name, default in RESUMED_OPTIONS.items():
         value = str(getattr(args, name)) if isinstance(getattr(args, name), Path) else getattr(args, name)
-        if value is not None and value != recorded.get(name):
-            conflicts.append(f"--{name.replace('_', '-')} {value} (the run has {recorded.get(name)})")
-        setattr(args, name, recorded.get(name))
+        kept = recorded.get(name, default)
+        if value is not None and value != kept:
+            conflicts.append(f"--{name.replace('_', '-')} {value} (the run has {kept})")
+        setattr(args, name, kept)
     if conflicts:
         raise ValueError("--resume continues the run as recorded in its config.json; these options "
                          "differ: " + ", ".join(conflicts))
