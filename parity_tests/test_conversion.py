@@ -66,27 +66,27 @@ def test_bad_state_dicts_name_every_problem(jax_params):
         params_from_torch({"weight": np.zeros(3)})
 
 
+def unet_outputs(jax_ddpm, params, torch_model, batch):
+    """The noise estimates of the same weights on the same batch: (JAX, torch), NHWC."""
+    x0, t, _ = batch
+    with torch.no_grad():
+        from_torch = nhwc(torch_model.backward(nchw(x0), torch.from_numpy(t)))
+    return np.asarray(jax_ddpm.backward(params, jnp.asarray(x0), jnp.asarray(t))), from_torch
+
+
 def test_tutorial_checkpoint_file_runs_the_same_in_jax(trained_both, tmp_path, batch, jax_ddpm, observed):
     """A model trained in torch, saved as the tutorial saves it, sampled from in JAX."""
     _, _, torch_model, _ = trained_both
     path = tmp_path / "ddpm_model.pt"
     torch.save(torch_model.state_dict(), path)  # exactly what the tutorial's training loop does
-    params = load_torch_checkpoint(path)
-    x0, t, _ = batch
-    with torch.no_grad():
-        want = nhwc(torch_model.backward(nchw(x0), torch.from_numpy(t)))
-    got = np.asarray(jax_ddpm.backward(params, jnp.asarray(x0), jnp.asarray(t)))
+    got, want = unet_outputs(jax_ddpm, load_torch_checkpoint(path), torch_model, batch)
     observed("unet forward, trained in torch, run in jax (abs)", np.abs(got - want).max())
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-4)
 
 
 def test_jax_trained_model_runs_the_same_in_torch(trained_both, batch, jax_ddpm, observed):
     params, _, _, _ = trained_both
-    model = torch_model_from(params)
-    x0, t, _ = batch
-    with torch.no_grad():
-        got = nhwc(model.backward(nchw(x0), torch.from_numpy(t)))
-    want = np.asarray(jax_ddpm.backward(params, jnp.asarray(x0), jnp.asarray(t)))
+    want, got = unet_outputs(jax_ddpm, params, torch_model_from(params), batch)
     observed("unet forward, trained in jax, run in torch (abs)", np.abs(got - want).max())
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-4)
 
