@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import signal
 import sys
 from pathlib import Path
 from typing import Protocol, Sequence
@@ -269,9 +270,15 @@ def run_export(args, backend: Backend) -> None:
 COMMANDS = {"train": run_train, "sample": run_sample, "forward": run_forward, "export": run_export}
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
 def main(backend: Backend, prog: str, framework: str, argv: Sequence[str] | None = None) -> int:
     """Parses ``argv`` and runs the command; user errors print one line and exit 2."""
     args = build_parser(prog, framework).parse_args(argv)
+    # A scheduler's or `kill`'s SIGTERM stops a run like Ctrl-C does: weights saved first.
+    previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         COMMANDS[args.command](args, backend)
     except (DatasetError, ValueError, OSError) as e:  # OSError: missing, existing, unwritable files
@@ -283,4 +290,6 @@ def main(backend: Backend, prog: str, framework: str, argv: Sequence[str] | None
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     return 0
